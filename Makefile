@@ -17,6 +17,9 @@ TESTDATA ?= $(SHARED)/testdata
 DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev \
             protobuf-c-compiler libjemalloc-dev libcriterion-dev libinih-dev \
             libmicrohttpd-dev libjansson-dev libxrt-dev uuid-dev
+# microrecd's sd_notify (server/notify.c); systemd-analyze for the unit's
+# test (tests/unit/test_deploy.c).
+DEB_PKGS += libsystemd-dev systemd
 # The Python client (client/python): protobuf runtime, numpy, and protoc.
 DEB_PKGS += python3-protobuf python3-numpy protobuf-compiler
 
@@ -40,7 +43,7 @@ SIMD_AVX2   := -mavx2 -mfma -mf16c
 
 LIBS_ENGINE := -ljansson -lm -lstdc++
 LIBS_NET    := -luv -lprotobuf-c
-LIBS_SERVER := -linih -lmicrohttpd
+LIBS_SERVER := -linih -lmicrohttpd -lsystemd
 
 PROTO_SRC := $(BUILD)/gen/proto/microrec.pb-c.c
 PROTO_HDR := $(BUILD)/gen/proto/microrec.pb-c.h
@@ -72,11 +75,14 @@ ifneq ($(LOAD_SRC),)
   PROGRAMS += $(BUILD)/bin/microrec-load
 endif
 TEST_BIN := $(BUILD)/tests/microrec-tests
+# The long fault tests (tests/long/: soak, reloads every second).
+LONG_SRC := $(sort $(wildcard tests/long/*.c))
+LONG_BIN := $(if $(LONG_SRC),$(BUILD)/tests/microrec-tests-long)
 
 .PHONY: all deps test test-unit test-san run clean install default-model
 .DEFAULT_GOAL := all
 
-all: $(PROGRAMS) $(TEST_BIN)
+all: $(PROGRAMS) $(TEST_BIN) $(LONG_BIN)
 
 deps:
 	@tools/deps.sh $(DEB_PKGS)
@@ -135,6 +141,9 @@ $(BUILD)/bin/microrec-load: $(call obj,$(LOAD_SRC)) $(CLIENT_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_NET) $(LIBS_ENGINE)
 
+# The deploy tests install from and read deploy/ of this source tree.
+$(call obj,$(TEST_SRC)): CFLAGS_ALL += -DMR_SOURCE_DIR='"$(CURDIR)"'
+
 $(TEST_BIN): $(call obj,$(TEST_SRC)) $(SERVER_LIB) $(CLIENT_LIB) $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcriterion $(LIBS_SERVER) $(LIBS_NET) $(LIBS_ENGINE)
@@ -179,5 +188,72 @@ run: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# `make install [PREFIX=/usr/local] [DESTDIR=]`: the programs into $(BINDIR),
+# the systemd unit into $(UNITDIR) (a directory systemd searches when
+# PREFIX is /usr/local or /usr) with its paths rewritten to these, and the
+# default configuration into $(SYSCONFDIR)/microrec/, unless one is there
+# already (then beside it as microrecd.conf.default). deploy/README.md.
+BINDIR     ?= $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+install: $(PROGRAMS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/microrec
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/etc/microrec/|$(SYSCONFDIR)/microrec/|g' \
+	  deploy/microrecd.service > $(DESTDIR)$(UNITDIR)/microrecd.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/microrecd.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/microrecd.service.tmp $(DESTDIR)$(UNITDIR)/microrecd.service
+	@conf=$(DESTDIR)$(SYSCONFDIR)/microrec/microrecd.conf; \
+	if [ -e "$$conf" ]; then \
+	  echo "install: keeping $$conf; the default is $$conf.default"; \
+	  install -m 0644 deploy/microrecd.conf "$$conf.default"; \
+	else \
+	  install -m 0644 deploy/microrecd.conf "$$conf"; \
+	fi
+
+# ---- reliability: long fault tests, fuzzing, valgrind (tests/README.md) ----
+# clang and its libFuzzer runtime for the fuzzers; valgrind for `make valgrind`.
+DEB_PKGS += clang libclang-rt-14-dev valgrind
+
+$(BUILD)/tests/microrec-tests-long: $(call obj,$(LONG_SRC)) $(SERVER_LIB) \
+                                    $(CLIENT_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lcriterion $(LIBS_SERVER) $(LIBS_NET) $(LIBS_ENGINE)
+
+.PHONY: test-long fuzz fuzz-build fuzz-bins valgrind
+# Soak and reload-every-second against the real server (a few minutes).
+test-long: all
+	$(LONG_BIN) --jobs 1
+
+# libFuzzer targets (tests/fuzz/*.c), built with clang, ASan and UBSan in
+# their own build folder; `make fuzz` runs each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/*.c)))
+
+$(BUILD)/bin/fuzz_%: tests/fuzz/fuzz_%.c $(SERVER_LIB) $(CLIENT_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -o $@ $< $(SERVER_LIB) $(CLIENT_LIB) $(ENGINE_LIB) \
+	  $(LIBS_SERVER) $(LIBS_NET) $(LIBS_ENGINE)
+
+fuzz-bins: $(patsubst %,$(BUILD)/bin/%,$(FUZZ_NAMES))
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) SAN=1 OPT=-O1 CC=clang CXX=clang++ \
+	  CFLAGS=-fsanitize=fuzzer-no-link fuzz-bins
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+# The server under valgrind through start, load, reload and stop; fails on
+# a definite leak or a memory error. valgrind cannot see into jemalloc, so
+# it runs the same objects linked without it (not for SAN=1 builds).
+$(BUILD)/bin/microrecd-vg: $(call obj,server/main.c) $(SERVER_LIB) $(ENGINE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_SERVER) $(LIBS_NET) $(LIBS_ENGINE)
+
+valgrind: $(BUILD)/bin/microrecd-vg $(BUILD)/bin/microrec
+	tests/valgrind.sh $(BUILD)/bin/microrecd-vg $(BUILD)/bin/microrec
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -59,6 +59,8 @@ typedef struct mr_engine_info {
   const char *precision;     /* cpu: as opts.precision ("fp32" by default);
                                 NULL for other backends */
   size_t intra_threads;      /* cpu: threads per run (>= 1); 0 elsewhere */
+  size_t lookups;            /* cpu: rows read per sample (the plan's
+                                physical tables); 0 elsewhere */
 } mr_engine_info_t;
 
 typedef struct mr_engine mr_engine_t;

@@ -46,6 +46,9 @@ static const opt_t OPTS[] = {
      "INI file read before the flags (flags win)"},
     {"engine", "NAME", OPT_NAME, F(engine), 0, 0, 1,
      "engine backend: cpu, fpga-sim, fpga"},
+    {"xclbin", "FILE", OPT_PATH, F(xclbin), 0, 0, 1,
+     "--engine fpga: the kernel's xclbin (built by fpga/kernel/Makefile for "
+     "the model's plan); ignored by the other engines"},
     {"engine-threads", "N", OPT_UINT, F(engine_threads), 1, 64, 1,
      "engine threads, each running whole batches"},
     {"max-batch", "N", OPT_UINT, F(max_batch), 1, 65536, 1,
@@ -443,6 +446,12 @@ void mr_config_usage(FILE *out) {
           "at the top level or in a [microrecd] section; the flags win.\n"
           "Unknown flags, keys or sections are errors.\n\n"
           "Signals: SIGTERM/SIGINT answer every accepted request, then exit "
-          "0;\nSIGHUP reloads the model beside the old one and swaps it in.\n",
+          "0;\nSIGHUP reloads the model beside the old one and swaps it in.\n\n"
+          "A model that needs more memory than is available (MemAvailable, "
+          "the cgroup's\nmemory.max) is refused at start, saying how much "
+          "it needs; MR_MEM_AVAILABLE=BYTES\nreplaces the figure read. "
+          "Under systemd (Type=notify, deploy/README.md) it sends\n"
+          "READY=1, RELOADING=1, STOPPING=1, WATCHDOG=1 and STATUS=; with "
+          "JOURNAL_STREAM its\nlog lines carry syslog priorities.\n",
           "--help");
 }

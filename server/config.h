@@ -25,6 +25,7 @@ typedef struct mr_config {
   mr_addr_t listen;                     /* 127.0.0.1:7470 */
   char config_path[MR_CONFIG_PATH_MAX]; /* "" = none */
   char engine[32];                      /* "cpu" */
+  char xclbin[MR_CONFIG_PATH_MAX];      /* --engine fpga's bitstream; "" */
   unsigned engine_threads;              /* 1 */
   size_t max_batch;                     /* samples per engine batch: 256 */
   uint64_t max_delay_us;                /* batch linger bound: 50 */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "proto/microrec.pb-c.h"
 #include "server/clock.h"
@@ -507,6 +508,14 @@ void mr_conn_sweep(mr_conn_t *c, uint64_t now) {
   uint64_t idle_ns = c->srv->cfg.idle_timeout_ms * 1000000ULL;
   if (!idle_ns || c->state > MR_CONN_DRAINING || c->inflight) return;
   if (now - c->last_active < idle_ns) return;
+  /* After a stall of the loop the sweep can run before the reads: bytes
+   * waiting in a socket we read from mean the loop is behind, not that
+   * the client is idle (test_regress.c). */
+  uv_os_fd_t fd;
+  int unread = 0;
+  if (c->reading && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+      ioctl(fd, FIONREAD, &unread) == 0 && unread > 0)
+    return;
   size_t partial = c->rbuf.len - c->rpos;
   mr_log_info("closing idle connection", "conn=%llu peer=%s idle_ms=%llu "
               "partial_frame_bytes=%zu", (unsigned long long)c->serial,

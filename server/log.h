@@ -1,5 +1,10 @@
 /* Logging to stderr as one logfmt line per event:
  *   level=info msg="listening" addr=127.0.0.1:7470
+ * When stderr is the systemd journal (JOURNAL_STREAM names the device and
+ * inode stderr has, as systemd sets it for StandardError=journal), each line
+ * starts with its syslog priority, "<6>level=info ...", which journald
+ * strips and records as the entry's PRIORITY (debug 7, info 6, warn 4,
+ * error 3), so `journalctl -p warning` works. Decided at the first line.
  * Threads: any; a line is written with one stdio call, so lines from
  * different threads do not interleave. The level is process-wide. */
 #ifndef MR_LOG_H
@@ -18,6 +23,9 @@ int mr_log_enabled(int level);
  * spaces should be passed through mr_log_quote. */
 void mr_log(int level, const char *msg, const char *kv, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* 1 when fd is the stream JOURNAL_STREAM names (systemd's "DEV:INODE"). */
+int mr_log_is_journal(int fd);
 
 /* Writes s as a logfmt quoted value ("..." with \" and \\) into buf. */
 const char *mr_log_quote(char *buf, unsigned long len, const char *s);

@@ -1,6 +1,7 @@
 /* microrecd: the inference server. Parses the configuration, starts the
- * server (server.h) and runs its loop until SIGTERM/SIGINT. Exit codes: 0
- * after an orderly stop, 1 when it cannot start, 2 for a usage error. */
+ * server (server.h), tells systemd when it is ready (notify.h) and runs its
+ * loop until SIGTERM/SIGINT. Exit codes: 0 after an orderly stop, 1 when it
+ * cannot start, 2 for a usage error. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "server/config.h"
 #include "server/log.h"
+#include "server/notify.h"
 #include "server/server.h"
 
 #ifndef MR_SANITIZE
@@ -26,10 +28,12 @@ int main(int argc, char **argv) {
   }
   if (rc) {
     fprintf(stderr, "microrecd: %s\n", err.msg);
+    mr_notify_send("STATUS=bad configuration: %s", err.msg);
     return 2;
   }
   if (!cfg.model[0]) {
     fprintf(stderr, "microrecd: --model FILE is required (see --help)\n");
+    mr_notify_send("STATUS=bad configuration: no model (--model or model =)");
     return 2;
   }
   mr_log_set_level(cfg.log_level);
@@ -38,16 +42,28 @@ int main(int argc, char **argv) {
 
   uv_loop_t *loop = uv_default_loop();
   static mr_server_t server;
+  mr_notify_send("STATUS=loading model %s", cfg.model);
   rc = mr_server_start(&server, loop, &cfg, &err);
   if (rc) {
     char q[700];
     mr_log_error("cannot start", "error=%s", mr_log_quote(q, sizeof q, err.msg));
+    mr_notify_send("STATUS=cannot start: %s", err.msg);
     uv_loop_close(loop);
     return 1;
   }
+  static mr_notify_t notify;
+  rc = mr_notify_start(&notify, &server, &err);
+  if (rc) { /* only handles that would not start: serve without systemd */
+    char q[700];
+    mr_log_warn("systemd notification off", "error=%s",
+                mr_log_quote(q, sizeof q, err.msg));
+  }
   mr_server_run(&server);
+  mr_notify_close(&notify);
+  uv_run(loop, UV_RUN_DEFAULT); /* the notifier's close callbacks */
   mr_server_free(&server);
   uv_loop_close(loop);
+  mr_notify_send("STATUS=stopped");
   mr_log_info("exit", "code=0");
   return 0;
 }

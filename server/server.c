@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "server/clock.h"
+#include "server/fault.h"
 #include "server/log.h"
 
 /* ---- lists the connections sit on ---- */
@@ -276,6 +277,7 @@ static void on_signal(uv_signal_t *h, int signum) {
 static void slot_opts(const mr_server_t *s, mr_slot_opts_t *o) {
   o->path = s->cfg.model;
   o->backend = s->cfg.engine;
+  o->xclbin = s->cfg.xclbin[0] ? s->cfg.xclbin : NULL;
   o->max_batch = s->cfg.max_batch;
   o->no_products = s->cfg.no_products;
   o->threads = s->cfg.engine_threads + 1; /* the last is the loop's */
@@ -287,7 +289,11 @@ static void reload_work(uv_work_t *w) {
   slot_opts(s, &o);
   memset(&s->reload_err, 0, sizeof s->reload_err);
   s->reload_slot = NULL;
-  mr_slot_open(&s->reload_slot, &o, &s->reload_err);
+  if (mr_slot_open(&s->reload_slot, &o, &s->reload_err) == 0 &&
+      mr_fault_wrap_engine(&s->reload_slot->engine, &s->reload_err)) {
+    mr_slot_close(s->reload_slot); /* test hook misconfigured */
+    s->reload_slot = NULL;
+  }
 }
 
 static void log_slot(const char *msg, const mr_slot_t *slot) {
@@ -432,6 +438,12 @@ int mr_server_start(mr_server_t *s, uv_loop_t *loop, const mr_config_t *cfg,
   rc = mr_slot_open(&s->current, &so, err);
   if (rc) goto fail;
   s->current->refs = 1;
+  /* Test hook, off unless MR_FAULT_ENGINE_EVERY is set (fault.h). */
+  rc = mr_fault_wrap_engine(&s->current->engine, err);
+  if (rc) goto fail;
+  if (getenv("MR_FAULT_ENGINE_EVERY"))
+    mr_log_warn("fault injection on: engine runs will fail",
+                "MR_FAULT_ENGINE_EVERY=%s", getenv("MR_FAULT_ENGINE_EVERY"));
   s->current->generation = s->generation = 1;
   atomic_store(&s->stats.model_generation, 1);
   atomic_store(&s->stats.ready, 1);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fpga/memcheck.h"
 #include "fpga/model.h"
 #include "server/clock.h"
 
@@ -57,6 +58,14 @@ int mr_slot_open(mr_slot_t **out, const mr_slot_opts_t *o, mr_err_t *err) {
   eo.backend = o->backend;
   eo.max_batch = o->max_batch;
   eo.no_products = o->no_products;
+  eo.xclbin = o->xclbin;
+  /* A model too large fails here with numbers, not in the OOM killer. */
+  rc = mr_mem_check(&model, &eo, s->threads, o->path, NULL, err);
+  if (rc) {
+    mr_model_close(&model);
+    free(s);
+    return rc;
+  }
   rc = mr_engine_open(&s->engine, &model, &eo, err);
   mr_model_close(&model);
   if (rc) {

@@ -21,6 +21,7 @@
 typedef struct mr_slot_opts {
   const char *path;
   const char *backend;  /* "cpu" */
+  const char *xclbin;   /* backend "fpga": the kernel's xclbin; NULL */
   size_t max_batch;
   int no_products;
   unsigned threads;     /* scratches to make */
@@ -37,7 +38,9 @@ typedef struct mr_slot {
   char path[4096];
 } mr_slot_t;
 
-/* Loads the model, opens the engine (the model is closed after: the engine
+/* Loads the model, checks that the engine will fit in the memory available
+ * (fpga/memcheck.h: MR_ENOMEM with what it needs and what is available,
+ * before anything large is allocated), opens the engine (the model is closed after: the engine
  * keeps what it needs), makes the scratches and warms the engine up with one
  * run of max_batch samples. err says which step failed and why. */
 int mr_slot_open(mr_slot_t **out, const mr_slot_opts_t *o, mr_err_t *err);

@@ -262,8 +262,8 @@ static int bench_cmd(int argc, char **argv) {
              path, info->backend, info->simd,
              info->precision ? info->precision : "fp32", stages[opts.stage],
              info->intra_threads ? info->intra_threads : 1, cfg.batch, threads,
-             total, p50, p99, total ? all[total - 1] : 0.0, sps, info->num_tables,
-             flops);
+             total, p50, p99, total ? all[total - 1] : 0.0, sps,
+             info->lookups ? info->lookups : info->num_tables, flops);
     else
       printf("%s: backend %s (%s), batch %zu, %zu thread%s, %zu batches\n"
              "  per batch: p50 %.2f us, p99 %.2f us, max %.2f us\n"

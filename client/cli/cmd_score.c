@@ -10,6 +10,7 @@
 #include "client/cli/scoreio.h"
 #include "client/lib/input.h"
 #include "fpga/engine.h"
+#include "fpga/memcheck.h"
 #include "fpga/model.h"
 
 static void usage(FILE *out) {
@@ -150,7 +151,9 @@ static int score_cmd(int argc, char **argv) {
   }
   if (batch == 0) batch = in.n ? in.n : 1;
   opts.max_batch = batch < 256 ? batch : 256;
-  rc = mr_engine_open(&engine, &model, &opts, &err);
+  /* A model too large for this machine fails here, with numbers. */
+  rc = mr_mem_check(&model, &opts, 1, "the model", NULL, &err);
+  if (rc == 0) rc = mr_engine_open(&engine, &model, &opts, &err);
   mr_model_close(&model);
   if (rc) {
     mr_cli_errorf("%s: %s", path, err.msg);

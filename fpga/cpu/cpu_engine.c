@@ -3,6 +3,7 @@
  * (copy and pack everything from the model), info, per-thread scratch, run,
  * close. The engine is read-only after open, so runs on different scratches
  * may go on in parallel. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,8 @@ typedef struct cpu_engine {
   int stage;             /* opts.stage */
   mr_cpu_pool_t *pool;   /* intra_threads > 1 */
   mr_scratch_t **wscr;   /* the workers' scratches (pool threads - 1) */
+  size_t nwscr;
+  size_t nclaim, nphase; /* a shared run's chunk flags and phases */
   /* Arrays the info points to. */
   uint64_t *rows;
   size_t *dims, *bot_in, *bot_out, *top_in, *top_out;
@@ -44,8 +47,12 @@ struct mr_scratch {
   float *ping;  /* layer outputs: max_batch x buf_pad each */
   float *pong;
   float *vec;   /* dot: one sample's [d][npad] vectors */
-  uint32_t *xb; /* bf16: a layer's input as pairs, max_batch x max_k2 */
+  uint32_t *xb; /* bf16: a layer's input as pairs, max_batch x k2max */
+  uint32_t *xb2; /* bf16: the other of the pair (one-thread runs) */
   void *mem;
+  /* A shared run's phases (pool.h), when the engine has a pool. */
+  atomic_uchar *claim;
+  atomic_size_t *done;
 };
 
 static int scratch_alloc(const struct cpu_engine *e, mr_scratch_t **out,
@@ -57,11 +64,8 @@ static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
 static void cpu_close(mr_engine_t *e_) {
   cpu_engine_t *e = (cpu_engine_t *)e_;
   if (!e) return;
-  if (e->pool) {
-    size_t nw = mr__cpu_pool_threads(e->pool) - 1;
-    mr__cpu_pool_free(e->pool);
-    for (size_t i = 0; i < nw && e->wscr; i++) scratch_release(e->wscr[i]);
-  }
+  mr__cpu_pool_free(e->pool); /* joins the workers first */
+  for (size_t i = 0; i < e->nwscr; i++) scratch_release(e->wscr[i]);
   free(e->wscr);
   mr__cpu_tables_free(&e->tables);
   mr__cpu_mlp_free(&e->bot);
@@ -121,6 +125,7 @@ static int fill_info(cpu_engine_t *e, const mr_model_t *m, mr_err_t *err) {
       .max_batch = e->max_batch,
       .precision = e->info.precision,
       .intra_threads = e->pool ? mr__cpu_pool_threads(e->pool) : 1,
+      .lookups = e->tables.num,
   };
   return 0;
 }
@@ -148,11 +153,22 @@ static int start_pool(cpu_engine_t *e, size_t threads, mr_err_t *err) {
     return mr_err_set(err, MR_EINVAL,
                       "cpu engine: intra_threads %zu is too many (at most 64)",
                       threads);
+  /* Chunks: one per panel group of every layer, plus the interaction; or
+   * the sample slices of a large run. */
+  size_t groups = 1;
+  for (size_t i = 0; i < e->bot.num; i++)
+    groups += (e->bot.layers[i].np + e->bot.group - 1) / e->bot.group;
+  for (size_t i = 0; i < e->top.num; i++)
+    groups += (e->top.layers[i].np + e->top.group - 1) / e->top.group;
+  size_t slices = e->max_batch / ROWS_PER_THREAD_MIN + 1;
+  e->nclaim = groups > slices ? groups : slices;
+  e->nphase = e->bot.num + e->top.num + 1;
   e->wscr = calloc(threads - 1, sizeof *e->wscr);
   if (!e->wscr) return mr_err_set(err, MR_ENOMEM, "cpu engine: out of memory");
   for (size_t i = 0; i + 1 < threads; i++) {
     int rc = scratch_alloc(e, &e->wscr[i], err);
     if (rc < 0) return rc;
+    e->nwscr++;
   }
   return mr__cpu_pool_new(&e->pool, threads, err);
 }
@@ -255,9 +271,11 @@ static int scratch_alloc(const cpu_engine_t *e, mr_scratch_t **out,
                          mr_err_t *err) {
   size_t zf = e->max_batch * e->ldz, bf = e->max_batch * e->buf_pad;
   size_t vf = e->ix.d * e->ix.npad;
+  /* Pairs per row: the widest input, or a layer's output written as bf16. */
   size_t k2 = e->bot.max_k2 > e->top.max_k2 ? e->bot.max_k2 : e->top.max_k2;
+  if (e->buf_pad / 2 > k2) k2 = e->buf_pad / 2;
   size_t xf = e->bot.bf16 ? (e->max_batch * k2 + 15) / 16 * 16 : 0;
-  size_t floats = zf + 2 * bf + vf + xf + 16;
+  size_t floats = zf + 2 * bf + vf + 2 * xf + 16;
   mr_scratch_t *s = calloc(1, sizeof *s);
   void *mem = aligned_alloc(64, floats * sizeof(float));
   if (!s || !mem) {
@@ -275,12 +293,23 @@ static int scratch_alloc(const cpu_engine_t *e, mr_scratch_t **out,
   s->pong = s->ping + bf;
   s->vec = s->pong + bf;
   s->xb = (uint32_t *)(s->vec + (vf + 15) / 16 * 16);
+  s->xb2 = s->xb + xf;
+  if (e->nphase) {
+    s->claim = calloc(e->nclaim, sizeof *s->claim);
+    s->done = calloc(e->nphase, sizeof *s->done);
+    if (!s->claim || !s->done) {
+      scratch_release(s);
+      return mr_err_set(err, MR_ENOMEM, "cpu engine: out of memory for a scratch");
+    }
+  }
   *out = s;
   return 0;
 }
 
 static void scratch_release(mr_scratch_t *s) {
   if (!s) return;
+  free(s->claim);
+  free(s->done);
   free(s->mem);
   free(s);
 }
@@ -311,7 +340,7 @@ static void run_chunk(const cpu_engine_t *e, mr_scratch_t *s, size_t m,
     for (size_t i = 0; i < first; i++) mr__cpu_lookup_prefetch(&e->tables, ids + i * nt);
   if (e->bot.num && mlps)
     mr__cpu_mlp_run(&e->bot, e->k, m, dense, e->num_dense, s->ping, s->pong,
-                    s->z, e->ldz, 1, s->xb);
+                    s->z, e->ldz, 1, s->xb, s->xb2);
   if (lookups)
     mr__cpu_interact_run(&e->ix, &e->tables, e->k, m, ids, nt, s->z, e->ldz,
                          s->vec, !mlps);
@@ -320,7 +349,7 @@ static void run_chunk(const cpu_engine_t *e, mr_scratch_t *s, size_t m,
     return;
   }
   const float *y = mr__cpu_mlp_run(&e->top, e->k, m, s->z, e->ldz, s->ping,
-                                   s->pong, NULL, 0, 0, s->xb);
+                                   s->pong, NULL, 0, 0, s->xb, s->xb2);
   copy_logits(e, y, m, logits);
 }
 
@@ -328,70 +357,110 @@ static void run_chunk(const cpu_engine_t *e, mr_scratch_t *s, size_t m,
 
 typedef struct shared_run {
   const cpu_engine_t *e;
-  mr_scratch_t *s; /* the caller's: the panel split's common buffers */
+  mr_scratch_t *s; /* the caller's: common buffers and the phases' state */
   size_t m;
   const float *dense;
   const int64_t *ids;
   float *logits;
+  size_t slices; /* > 0: split by samples into this many slices */
 } shared_run_t;
 
-/* Thread t's panels of a layer: whole groups, so the packed layout holds. */
-static void my_panels(const mr_cpu_mlp_t *mlp, size_t i, size_t t, size_t T,
-                      size_t *p0, size_t *p1) {
-  size_t np = mlp->layers[i].np, g = mlp->group, ng = (np + g - 1) / g;
-  *p0 = ng * t / T * g;
-  *p1 = ng * (t + 1) / T * g;
-  if (*p1 > np) *p1 = np;
-  if (*p0 > np) *p0 = np;
+/* What one thread carries through the phases. */
+typedef struct thread_ctx {
+  const shared_run_t *r;
+  mr_scratch_t *own; /* this thread's scratch (its bf16 input buffer) */
+  const mr_cpu_mlp_t *mlp;
+  size_t layer;
+  const float *x;
+  float *y;
+  size_t ldx, ldy;
+  int relu;
+  int prepped; /* the layer's input converted into own->xb */
+} thread_ctx_t;
+
+static void slice_chunk(void *c_, size_t c) {
+  thread_ctx_t *tc = c_;
+  const shared_run_t *r = tc->r;
+  const cpu_engine_t *e = r->e;
+  size_t b = r->m * c / r->slices, n = r->m * (c + 1) / r->slices - b;
+  run_chunk(e, tc->own, n, r->dense ? r->dense + b * e->num_dense : NULL,
+            r->ids + b * e->num_tables, r->logits + b);
 }
 
-static void split_mlp(const cpu_engine_t *e, const mr_cpu_mlp_t *mlp,
-                      mr_scratch_t *s, uint32_t *xb, size_t m,
-                      const float *in, size_t ldin, float *out, size_t ldout,
-                      int relu_last, size_t t, size_t T, int last_barrier) {
+static void panel_chunk(void *c_, size_t c) {
+  thread_ctx_t *tc = c_;
+  const cpu_engine_t *e = tc->r->e;
+  const mr_cpu_mlp_t *mlp = tc->mlp;
+  if (!tc->prepped) {
+    mr__cpu_mlp_layer_prep(mlp, e->k, tc->layer, tc->r->m, tc->x, tc->ldx, tc->own->xb);
+    tc->prepped = 1;
+  }
+  size_t np = mlp->layers[tc->layer].np, p0 = c * mlp->group;
+  size_t p1 = p0 + mlp->group < np ? p0 + mlp->group : np;
+  mr__cpu_mlp_layer_panels(mlp, e->k, tc->layer, tc->r->m, tc->x, tc->ldx, tc->y,
+                           tc->ldy, tc->relu, p0, p1, tc->own->xb);
+}
+
+static void interact_chunk(void *c_, size_t c) {
+  (void)c;
+  thread_ctx_t *tc = c_;
+  const shared_run_t *r = tc->r;
+  const cpu_engine_t *e = r->e;
+  mr__cpu_interact_run(&e->ix, &e->tables, e->k, r->m, r->ids, e->num_tables,
+                       r->s->z, e->ldz, r->s->vec, e->stage == MR_STAGE_LOOKUP);
+}
+
+/* Every layer of mlp as one phase each, its panel groups the chunks. */
+static void shared_mlp(thread_ctx_t *tc, const mr_cpu_mlp_t *mlp,
+                       const float *in, size_t ldin, float *out, size_t ldout,
+                       int relu_last, size_t *phase, size_t *claim, size_t t,
+                       size_t T) {
+  mr_scratch_t *s = tc->r->s;
   for (size_t i = 0; i < mlp->num; i++) {
-    const float *x;
-    float *y;
-    size_t ldx, ldy, p0, p1;
-    mr__cpu_mlp_route(mlp, i, in, ldin, s->ping, s->pong, out, ldout, &x, &ldx,
-                      &y, &ldy);
-    my_panels(mlp, i, t, T, &p0, &p1);
-    int last = i + 1 == mlp->num;
-    mr__cpu_mlp_layer(mlp, e->k, i, m, x, ldx, y, ldy, !last || relu_last, p0,
-                      p1, xb);
-    if (!last || last_barrier) mr__cpu_pool_barrier(e->pool);
+    tc->mlp = mlp;
+    tc->layer = i;
+    tc->prepped = 0;
+    mr__cpu_mlp_route(mlp, i, in, ldin, s->ping, s->pong, out, ldout, &tc->x,
+                      &tc->ldx, &tc->y, &tc->ldy);
+    tc->relu = i + 1 < mlp->num || relu_last;
+    size_t n = (mlp->layers[i].np + mlp->group - 1) / mlp->group;
+    mr_cpu_phase_t ph = {s->claim + *claim, s->done + *phase, n};
+    mr__cpu_phase_run(&ph, t, T, panel_chunk, tc);
+    *claim += n;
+    *phase += 1;
   }
 }
 
 static void shared_task(void *arg, size_t t, size_t T) {
   const shared_run_t *r = arg;
   const cpu_engine_t *e = r->e;
-  mr_scratch_t *own = t == 0 ? r->s : e->wscr[t - 1];
-  const size_t nt = e->num_tables, m = r->m;
-  if (m >= ROWS_PER_THREAD_MIN * T) {
-    size_t b = m * t / T, n = m * (t + 1) / T - b;
-    run_chunk(e, own, n, r->dense ? r->dense + b * e->num_dense : NULL,
-              r->ids + b * nt, r->logits + b);
+  thread_ctx_t tc = {.r = r, .own = t == 0 ? r->s : e->wscr[t - 1]};
+  mr_scratch_t *s = r->s;
+  if (r->slices) {
+    mr_cpu_phase_t ph = {s->claim, s->done, r->slices};
+    mr__cpu_phase_run(&ph, t, T, slice_chunk, &tc);
     return;
   }
-  /* Few samples: every layer's panels split, the gather and dots on the
-   * caller's thread, all in the caller's scratch. */
-  mr_scratch_t *s = r->s;
+  /* Few samples: every layer's panel groups shared; the gather and dots
+   * one chunk (the caller's own, unless it is late). */
   const int lookups = e->stage != MR_STAGE_MLP, mlps = e->stage != MR_STAGE_LOOKUP;
+  size_t phase = 0, claim = 0;
   if (t == 0 && lookups) {
-    size_t first = m < e->tables.prefetch_dist ? m : e->tables.prefetch_dist;
-    for (size_t i = 0; i < first; i++) mr__cpu_lookup_prefetch(&e->tables, r->ids + i * nt);
+    size_t first = r->m < e->tables.prefetch_dist ? r->m : e->tables.prefetch_dist;
+    for (size_t i = 0; i < first; i++)
+      mr__cpu_lookup_prefetch(&e->tables, r->ids + i * e->num_tables);
   }
   if (e->bot.num && mlps)
-    split_mlp(e, &e->bot, s, own->xb, m, r->dense, e->num_dense, s->z, e->ldz,
-              1, t, T, 1);
-  if (t == 0 && lookups)
-    mr__cpu_interact_run(&e->ix, &e->tables, e->k, m, r->ids, nt, s->z,
-                         e->ldz, s->vec, !mlps);
-  /* The bottom's last layer and the interaction both fill z. */
-  mr__cpu_pool_barrier(e->pool);
+    shared_mlp(&tc, &e->bot, r->dense, e->num_dense, s->z, e->ldz, 1, &phase,
+               &claim, t, T);
+  if (lookups) {
+    mr_cpu_phase_t ph = {s->claim + claim, s->done + phase, 1};
+    mr__cpu_phase_run(&ph, t, T, interact_chunk, &tc);
+    claim += 1;
+    phase += 1;
+  }
   if (mlps)
-    split_mlp(e, &e->top, s, own->xb, m, s->z, e->ldz, NULL, 0, 0, t, T, 0);
+    shared_mlp(&tc, &e->top, s->z, e->ldz, NULL, 0, 0, &phase, &claim, t, T);
 }
 
 static int cpu_run(mr_engine_t *e_, mr_scratch_t *s, size_t n,
@@ -403,16 +472,23 @@ static int cpu_run(mr_engine_t *e_, mr_scratch_t *s, size_t n,
     size_t m = n - off < e->max_batch ? n - off : e->max_batch;
     const float *d = dense ? dense + off * e->num_dense : NULL;
     const int64_t *id = ids + off * e->num_tables;
-    shared_run_t r = {e, s, m, d, id, logits + off};
-    if (e->pool && mr__cpu_pool_run(e->pool, shared_task, &r) == 0) {
+    if (e->pool && s->claim) {
       size_t T = mr__cpu_pool_threads(e->pool);
-      if (m < ROWS_PER_THREAD_MIN * T) {
-        if (e->stage == MR_STAGE_LOOKUP)
-          for (size_t i = 0; i < m; i++) logits[off + i] = s->z[i * e->ldz + e->ix.xw];
-        else
-          copy_logits(e, e->top.num % 2 ? s->ping : s->pong, m, logits + off);
+      /* Slices of at least ROWS_PER_THREAD_MIN samples never take the
+       * one-sample path, so the split does not change the logits. */
+      size_t slices = m >= ROWS_PER_THREAD_MIN * T ? m / ROWS_PER_THREAD_MIN : 0;
+      shared_run_t r = {e, s, m, d, id, logits + off, slices};
+      for (size_t i = 0; i < e->nclaim; i++) atomic_store_explicit(&s->claim[i], 0, memory_order_relaxed);
+      for (size_t i = 0; i < e->nphase; i++) atomic_store_explicit(&s->done[i], 0, memory_order_relaxed);
+      if (mr__cpu_pool_run(e->pool, shared_task, &r) == 0) {
+        if (!slices) {
+          if (e->stage == MR_STAGE_LOOKUP)
+            for (size_t i = 0; i < m; i++) logits[off + i] = s->z[i * e->ldz + e->ix.xw];
+          else
+            copy_logits(e, e->top.num % 2 ? s->ping : s->pong, m, logits + off);
+        }
+        continue;
       }
-      continue;
     }
     run_chunk(e, s, m, d, id, logits + off);
   }

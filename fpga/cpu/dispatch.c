@@ -2,19 +2,27 @@
  * opts->simd forces. */
 #include "fpga/cpu/dispatch.h"
 
+#include <cpuid.h>
 #include <string.h>
+
+/* CPUID.1:ECX bit 29; clang 14's __builtin_cpu_supports has no "f16c"
+ * (the fuzzers are built with clang). */
+static int has_f16c(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c >> 29 & 1);
+}
 
 static int has_avx512(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+         __builtin_cpu_supports("fma") && has_f16c();
 }
 
 static int has_avx2(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+         has_f16c();
 }
 
 int mr__cpu_kernels_pick(const char *simd, const mr_cpu_kernels_t **out,

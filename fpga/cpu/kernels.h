@@ -46,15 +46,17 @@ typedef struct mr_cpu_kernels {
   void (*dot)(size_t n, size_t d, const float *tt, size_t npad, float *out);
   size_t group_bf16;  /* panels per packed bf16 group */
   /* As gemm with bf16 weights and inputs: k2 pairs of k per row, a row
-   * stride lda in pairs. */
+   * stride lda in pairs. When cb is not NULL the outputs go there instead
+   * of c, rounded to bf16 as to_bf16 rounds (same indexing as c: row
+   * stride ldc uint16s), ready to be the next layer's input. */
   void (*gemm_bf16)(size_t m, size_t k2, size_t np, const uint32_t *a,
                     size_t lda, const uint16_t *w, const float *bias,
-                    float *c, size_t ldc, int relu);
+                    float *c, size_t ldc, int relu, uint16_t *cb);
   /* The same with vdpbf16ps; NULL when the set has none. Call only when the
    * CPU has AVX512_BF16 (mr__cpu_gemm_bf16 in dispatch.h chooses). */
   void (*gemm_bf16_native)(size_t m, size_t k2, size_t np, const uint32_t *a,
                            size_t lda, const uint16_t *w, const float *bias,
-                           float *c, size_t ldc, int relu);
+                           float *c, size_t ldc, int relu, uint16_t *cb);
   /* y[i] = m rows of ceil(k / 2) bf16 pairs (round to nearest even,
    * denormals to zero, a zero high half past k) of x's rows. */
   void (*to_bf16)(size_t m, size_t k, const float *x, size_t ldx, uint32_t *y,
@@ -64,7 +66,8 @@ typedef struct mr_cpu_kernels {
 typedef void (*mr_cpu_gemm_bf16_fn)(size_t m, size_t k2, size_t np,
                                     const uint32_t *a, size_t lda,
                                     const uint16_t *w, const float *bias,
-                                    float *c, size_t ldc, int relu);
+                                    float *c, size_t ldc, int relu,
+                                    uint16_t *cb);
 
 /* fp32 -> bf16 bits: round to nearest even, denormals and zeros to signed
  * zero. Inputs are finite (the engine rejects NaN and Inf). */
@@ -86,7 +89,7 @@ static inline float mr__cpu_bf16_float(uint16_t b) {
 /* The portable bf16 kernels (kernels_scalar.c), also used by the AVX2 set. */
 void mr__cpu_gemm_bf16_scalar(size_t m, size_t k2, size_t np, const uint32_t *a,
                               size_t lda, const uint16_t *w, const float *bias,
-                              float *c, size_t ldc, int relu);
+                              float *c, size_t ldc, int relu, uint16_t *cb);
 void mr__cpu_to_bf16_scalar(size_t m, size_t k, const float *x, size_t ldx,
                             uint32_t *y, size_t ldy);
 

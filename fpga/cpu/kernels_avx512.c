@@ -147,11 +147,37 @@ static void dot_avx512(size_t n, size_t d, const float *tt, size_t npad,
 
 #define BF16 __attribute__((target("avx512bf16")))
 
+/* 16 floats to bf16 as mr__cpu_bf16 rounds (nearest even, denormals to
+ * signed zero). */
+static inline __attribute__((always_inline)) __m256i cvt_bf16(__m512 v) {
+  const __m512i expm = _mm512_set1_epi32(0x7f800000);
+  const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+  const __m512i rnd = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+  __m512i u = _mm512_castps_si512(v);
+  __mmask16 den = _mm512_testn_epi32_mask(u, expm);
+  __m512i r = _mm512_add_epi32(
+      u, _mm512_add_epi32(rnd, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+  r = _mm512_mask_mov_epi32(r, den, _mm512_and_si512(u, sign));
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
+/* The epilogue of every bf16 kernel: fp32 to c, or bf16 to cb. */
+static inline __attribute__((always_inline)) void put16(__m512 v, int relu,
+                                                        float *c, uint16_t *cb,
+                                                        size_t off) {
+  if (relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+  if (cb)
+    _mm256_storeu_si256((__m256i *)(cb + off), cvt_bf16(v));
+  else
+    _mm512_store_ps(c + off, v);
+}
+
 /* MR samples x gp panels, one pair of k per step: gp loads of 16 (k, k+1)
  * weight pairs, MR broadcasts of an input pair, MR * gp vdpbf16ps. */
 static inline __attribute__((always_inline)) BF16 void ukr_bf(
     const int mr, const int gp, size_t k2, const uint32_t *a, size_t lda,
-    const uint16_t *w, const float *bias, float *c, size_t ldc, int relu) {
+    const uint16_t *w, const float *bias, float *c, size_t ldc, int relu,
+    uint16_t *cb) {
   __m512 acc[MR][G];
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int p = 0; p < gp; p++)
       acc[i][p] = _mm512_load_ps(bias + p * 16);
@@ -166,22 +192,19 @@ static inline __attribute__((always_inline)) BF16 void ukr_bf(
           acc[i][p] = _mm512_dpbf16_ps(acc[i][p], av, wv[p]);
     }
   }
-  const __m512 zero = _mm512_setzero_ps();
-  UNROLL for (int i = 0; i < mr; i++) UNROLL for (int p = 0; p < gp; p++) {
-      __m512 v = relu ? _mm512_max_ps(acc[i][p], zero) : acc[i][p];
-      _mm512_store_ps(c + i * ldc + p * 16, v);
-    }
+  UNROLL for (int i = 0; i < mr; i++) UNROLL for (int p = 0; p < gp; p++)
+      put16(acc[i][p], relu, c, cb, i * ldc + p * 16);
 }
 
 typedef void (*ukr_bf_fn)(size_t, const uint32_t *, size_t, const uint16_t *,
-                          const float *, float *, size_t, int);
+                          const float *, float *, size_t, int, uint16_t *);
 
 #define UKR_BF_DEF(M, P)                                                    \
   BF16 static void ukr_bf_##M##_##P(size_t k2, const uint32_t *a,          \
                                     size_t lda, const uint16_t *w,          \
                                     const float *bias, float *c, size_t ldc, \
-                                    int relu) {                             \
-    ukr_bf(M, P, k2, a, lda, w, bias, c, ldc, relu);                        \
+                                    int relu, uint16_t *cb) {               \
+    ukr_bf(M, P, k2, a, lda, w, bias, c, ldc, relu, cb);                    \
   }
 #define UKR_BF_ROW(M) UKR_BF_DEF(M, 1) UKR_BF_DEF(M, 2) UKR_BF_DEF(M, 3) UKR_BF_DEF(M, 4)
 UKR_BF_ROW(1) UKR_BF_ROW(2) UKR_BF_ROW(3) UKR_BF_ROW(4) UKR_BF_ROW(5) UKR_BF_ROW(6)
@@ -194,7 +217,7 @@ static const ukr_bf_fn ukrs_bf[MR][G] = {UKR_BF_REF(1), UKR_BF_REF(2),
  * which the weight stream from L2/L3 needs more than register reuse. */
 static inline __attribute__((always_inline)) BF16 void gemv_bf_group(
     const int gp, size_t k2, const uint32_t *a, const uint16_t *w,
-    const float *bias, float *c, int relu) {
+    const float *bias, float *c, int relu, uint16_t *cb) {
   __m512 s0[G], s1[G];
   UNROLL for (int p = 0; p < gp; p++) {
     s0[p] = _mm512_load_ps(bias + p * 16);
@@ -218,33 +241,33 @@ static inline __attribute__((always_inline)) BF16 void gemv_bf_group(
         s0[p] = _mm512_dpbf16_ps(s0[p], a0,
                                  (__m512bh)_mm512_load_si512(w + kk * ws + p * 32));
   }
-  const __m512 zero = _mm512_setzero_ps();
-  UNROLL for (int p = 0; p < gp; p++) {
-    __m512 v = _mm512_add_ps(s0[p], s1[p]);
-    _mm512_store_ps(c + p * 16, relu ? _mm512_max_ps(v, zero) : v);
-  }
+  UNROLL for (int p = 0; p < gp; p++)
+      put16(_mm512_add_ps(s0[p], s1[p]), relu, c, cb, (size_t)p * 16);
 }
 
 BF16 static void gemm_bf16_native(size_t m, size_t k2, size_t np,
                                   const uint32_t *a, size_t lda,
                                   const uint16_t *w, const float *bias,
-                                  float *c, size_t ldc, int relu) {
+                                  float *c, size_t ldc, int relu, uint16_t *cb) {
   for (size_t p0 = 0; p0 < np; p0 += G) {
     size_t gp = np - p0 < G ? np - p0 : G;
     const uint16_t *wg = w + k2 * p0 * 32;
+    float *cg = cb ? NULL : c + p0 * 16;
+    uint16_t *cbg = cb ? cb + p0 * 16 : NULL;
     if (m == 1) {
       switch (gp) {
-        case 1: gemv_bf_group(1, k2, a, wg, bias + p0 * 16, c + p0 * 16, relu); break;
-        case 2: gemv_bf_group(2, k2, a, wg, bias + p0 * 16, c + p0 * 16, relu); break;
-        case 3: gemv_bf_group(3, k2, a, wg, bias + p0 * 16, c + p0 * 16, relu); break;
-        default: gemv_bf_group(4, k2, a, wg, bias + p0 * 16, c + p0 * 16, relu); break;
+        case 1: gemv_bf_group(1, k2, a, wg, bias + p0 * 16, cg, relu, cbg); break;
+        case 2: gemv_bf_group(2, k2, a, wg, bias + p0 * 16, cg, relu, cbg); break;
+        case 3: gemv_bf_group(3, k2, a, wg, bias + p0 * 16, cg, relu, cbg); break;
+        default: gemv_bf_group(4, k2, a, wg, bias + p0 * 16, cg, relu, cbg); break;
       }
       continue;
     }
     for (size_t i0 = 0; i0 < m; i0 += MR) {
       size_t mr = m - i0 < MR ? m - i0 : MR;
       ukrs_bf[mr - 1][gp - 1](k2, a + i0 * lda, lda, wg, bias + p0 * 16,
-                              c + i0 * ldc + p0 * 16, ldc, relu);
+                              cg ? cg + i0 * ldc : NULL, ldc, relu,
+                              cbg ? cbg + i0 * ldc : NULL);
     }
   }
 }
@@ -256,7 +279,8 @@ BF16 static void gemm_bf16_native(size_t m, size_t k2, size_t np,
 
 static inline __attribute__((always_inline)) void ukr_bfe(
     const int mr, const int gp, size_t k2, const uint32_t *a, size_t lda,
-    const uint16_t *w, const float *bias, float *c, size_t ldc, int relu) {
+    const uint16_t *w, const float *bias, float *c, size_t ldc, int relu,
+    uint16_t *cb) {
   __m512 acc[MRE][G];
   UNROLL for (int i = 0; i < mr; i++) UNROLL for (int p = 0; p < gp; p++)
       acc[i][p] = _mm512_load_ps(bias + p * 16);
@@ -279,18 +303,16 @@ static inline __attribute__((always_inline)) void ukr_bfe(
       }
     }
   }
-  const __m512 zero = _mm512_setzero_ps();
-  UNROLL for (int i = 0; i < mr; i++) UNROLL for (int p = 0; p < gp; p++) {
-      __m512 v = relu ? _mm512_max_ps(acc[i][p], zero) : acc[i][p];
-      _mm512_store_ps(c + i * ldc + p * 16, v);
-    }
+  UNROLL for (int i = 0; i < mr; i++) UNROLL for (int p = 0; p < gp; p++)
+      put16(acc[i][p], relu, c, cb, i * ldc + p * 16);
 }
 
 #define UKR_BFE_DEF(M, P)                                                   \
   static void ukr_bfe_##M##_##P(size_t k2, const uint32_t *a, size_t lda,  \
                                 const uint16_t *w, const float *bias,       \
-                                float *c, size_t ldc, int relu) {           \
-    ukr_bfe(M, P, k2, a, lda, w, bias, c, ldc, relu);                       \
+                                float *c, size_t ldc, int relu,             \
+                                uint16_t *cb) {                             \
+    ukr_bfe(M, P, k2, a, lda, w, bias, c, ldc, relu, cb);                   \
   }
 #define UKR_BFE_ROW(M) \
   UKR_BFE_DEF(M, 1) UKR_BFE_DEF(M, 2) UKR_BFE_DEF(M, 3) UKR_BFE_DEF(M, 4)
@@ -301,14 +323,16 @@ static const ukr_bf_fn ukrs_bfe[MRE][G] = {UKR_BFE_REF(1), UKR_BFE_REF(2),
 
 static void gemm_bf16_emul(size_t m, size_t k2, size_t np, const uint32_t *a,
                            size_t lda, const uint16_t *w, const float *bias,
-                           float *c, size_t ldc, int relu) {
+                           float *c, size_t ldc, int relu, uint16_t *cb) {
   for (size_t p0 = 0; p0 < np; p0 += G) {
     size_t gp = np - p0 < G ? np - p0 : G;
     const uint16_t *wg = w + k2 * p0 * 32;
     for (size_t i0 = 0; i0 < m; i0 += MRE) {
       size_t mr = m - i0 < MRE ? m - i0 : MRE;
+      size_t off = i0 * ldc + p0 * 16;
       ukrs_bfe[mr - 1][gp - 1](k2, a + i0 * lda, lda, wg, bias + p0 * 16,
-                               c + i0 * ldc + p0 * 16, ldc, relu);
+                               cb ? NULL : c + off, ldc, relu,
+                               cb ? cb + off : NULL);
     }
   }
 }
@@ -317,21 +341,12 @@ static void gemm_bf16_emul(size_t m, size_t k2, size_t np, const uint32_t *a,
  * narrowed to 16 consecutive uint16: the pairs' layout in little endian. */
 static void to_bf16_avx512(size_t m, size_t k, const float *x, size_t ldx,
                            uint32_t *y, size_t ldy) {
-  const __m512i expm = _mm512_set1_epi32(0x7f800000), sign = _mm512_set1_epi32((int)0x80000000u);
-  const __m512i rnd = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
   for (size_t i = 0; i < m; i++) {
     const float *xi = x + i * ldx;
     uint16_t *yi = (uint16_t *)(y + i * ldy);
     size_t kk = 0;
-    for (; kk + 16 <= k; kk += 16) {
-      __m512i u = _mm512_castps_si512(_mm512_loadu_ps(xi + kk));
-      __mmask16 den = _mm512_testn_epi32_mask(u, expm);
-      __m512i r = _mm512_add_epi32(
-          u, _mm512_add_epi32(rnd, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-      r = _mm512_mask_mov_epi32(r, den, _mm512_and_si512(u, sign));
-      _mm256_storeu_si256((__m256i *)(yi + kk),
-                          _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
-    }
+    for (; kk + 16 <= k; kk += 16)
+      _mm256_storeu_si256((__m256i *)(yi + kk), cvt_bf16(_mm512_loadu_ps(xi + kk)));
     for (; kk < k; kk++) yi[kk] = mr__cpu_bf16(xi[kk]);
     if (k % 2) yi[k] = 0;
   }

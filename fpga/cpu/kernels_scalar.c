@@ -46,7 +46,7 @@ static void dot_scalar(size_t n, size_t d, const float *tt, size_t npad,
  * contraction under -std=c11) rounds once, as vdpbf16ps does. */
 void mr__cpu_gemm_bf16_scalar(size_t m, size_t k2, size_t np, const uint32_t *a,
                               size_t lda, const uint16_t *w, const float *bias,
-                              float *c, size_t ldc, int relu) {
+                              float *c, size_t ldc, int relu, uint16_t *cb) {
   for (size_t p = 0; p < np; p++) {
     const uint16_t *wp = w + p * k2 * 32;
     for (size_t i = 0; i < m; i++) {
@@ -62,8 +62,13 @@ void mr__cpu_gemm_bf16_scalar(size_t m, size_t k2, size_t np, const uint32_t *a,
           acc[l] = acc[l] + lo * mr__cpu_bf16_float(wk[2 * l]);
         }
       }
-      float *ci = c + i * ldc + p * 16;
-      for (int l = 0; l < 16; l++) ci[l] = relu && acc[l] < 0.0f ? 0.0f : acc[l];
+      for (int l = 0; l < 16; l++) {
+        float v = relu && acc[l] < 0.0f ? 0.0f : acc[l];
+        if (cb)
+          cb[i * ldc + p * 16 + l] = mr__cpu_bf16(v);
+        else
+          c[i * ldc + p * 16 + l] = v;
+      }
     }
   }
 }

@@ -99,20 +99,34 @@ void mr__cpu_mlp_free(mr_cpu_mlp_t *mlp) {
   memset(mlp, 0, sizeof *mlp);
 }
 
+void mr__cpu_mlp_layer_prep(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
+                            size_t i, size_t m, const float *x, size_t ldx,
+                            uint32_t *xb) {
+  const mr_cpu_layer_t *l = &mlp->layers[i];
+  if (mlp->bf16) k->to_bf16(m, l->in, x, ldx, xb, l->k2);
+}
+
+void mr__cpu_mlp_layer_panels(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
+                              size_t i, size_t m, const float *x, size_t ldx,
+                              float *y, size_t ldy, int relu, size_t p0,
+                              size_t p1, const uint32_t *xb) {
+  const mr_cpu_layer_t *l = &mlp->layers[i];
+  if (p1 <= p0) return;
+  if (mlp->bf16)
+    mlp->gemm_bf16(m, l->k2, p1 - p0, xb, l->k2, l->wb + l->k2 * p0 * 32,
+                   l->bias + p0 * 16, y + p0 * 16, ldy, relu, NULL);
+  else
+    k->gemm(m, l->in, p1 - p0, x, ldx, l->w + l->in * p0 * 16, l->bias + p0 * 16,
+            y + p0 * 16, ldy, relu);
+}
+
 void mr__cpu_mlp_layer(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
                        size_t i, size_t m, const float *x, size_t ldx,
                        float *y, size_t ldy, int relu, size_t p0, size_t p1,
                        uint32_t *xb) {
-  const mr_cpu_layer_t *l = &mlp->layers[i];
   if (p1 <= p0) return;
-  if (mlp->bf16) {
-    k->to_bf16(m, l->in, x, ldx, xb, l->k2);
-    mlp->gemm_bf16(m, l->k2, p1 - p0, xb, l->k2, l->wb + l->k2 * p0 * 32,
-                   l->bias + p0 * 16, y + p0 * 16, ldy, relu);
-  } else {
-    k->gemm(m, l->in, p1 - p0, x, ldx, l->w + l->in * p0 * 16, l->bias + p0 * 16,
-            y + p0 * 16, ldy, relu);
-  }
+  mr__cpu_mlp_layer_prep(mlp, k, i, m, x, ldx, xb);
+  mr__cpu_mlp_layer_panels(mlp, k, i, m, x, ldx, y, ldy, relu, p0, p1, xb);
 }
 
 void mr__cpu_mlp_route(const mr_cpu_mlp_t *mlp, size_t i, const float *in,
@@ -133,10 +147,44 @@ void mr__cpu_mlp_route(const mr_cpu_mlp_t *mlp, size_t i, const float *in,
   }
 }
 
+/* bf16 on one thread: each hidden layer writes its output as bf16 pairs
+ * straight into the next layer's input buffer (xb and xb2 in turn), which
+ * rounds exactly as converting the fp32 output would. */
+static float *run_bf16(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
+                       size_t m, const float *in, size_t ldin, float *ping,
+                       float *pong, float *out, size_t ldout, int relu_last,
+                       uint32_t *xb, uint32_t *xb2) {
+  uint32_t *a = xb, *b = xb2;
+  size_t lda = mlp->layers[0].k2;
+  k->to_bf16(m, mlp->layers[0].in, in, ldin, a, lda);
+  float *y = NULL;
+  for (size_t i = 0; i < mlp->num; i++) {
+    const mr_cpu_layer_t *l = &mlp->layers[i];
+    const float *x;
+    size_t ldx, ldy;
+    mr__cpu_mlp_route(mlp, i, in, ldin, ping, pong, out, ldout, &x, &ldx, &y, &ldy);
+    int last = i + 1 == mlp->num;
+    if (last) {
+      mlp->gemm_bf16(m, l->k2, l->np, a, lda, l->wb, l->bias, y, ldy, relu_last, NULL);
+      break;
+    }
+    /* Rows of np * 16 uint16: np * 8 pairs, >= the next layer's k2. */
+    mlp->gemm_bf16(m, l->k2, l->np, a, lda, l->wb, l->bias, NULL, l->np * 16, 1,
+                   (uint16_t *)b);
+    lda = l->np * 8;
+    uint32_t *t = a;
+    a = b;
+    b = t;
+  }
+  return y;
+}
+
 float *mr__cpu_mlp_run(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
                        size_t m, const float *in, size_t ldin, float *ping,
                        float *pong, float *out, size_t ldout, int relu_last,
-                       uint32_t *xb) {
+                       uint32_t *xb, uint32_t *xb2) {
+  if (mlp->bf16 && mlp->num)
+    return run_bf16(mlp, k, m, in, ldin, ping, pong, out, ldout, relu_last, xb, xb2);
   float *y = NULL;
   for (size_t i = 0; i < mlp->num; i++) {
     const float *x;

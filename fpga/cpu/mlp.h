@@ -52,11 +52,23 @@ void mr__cpu_mlp_layer(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
  * the last writes to out (row stride ldout, a multiple of 16), or, when out
  * is NULL, to the one of ping/pong its input is not in, with row stride
  * np * 16. ReLU after every layer but the last; after the last too when
- * relu_last. Returns where the output went. */
+ * relu_last. Returns where the output went. bf16: xb and xb2 (each
+ * max_batch * max(max_k2, max_pad / 2) pairs) carry the layers' inputs. */
 float *mr__cpu_mlp_run(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
                        size_t m, const float *in, size_t ldin, float *ping,
                        float *pong, float *out, size_t ldout, int relu_last,
-                       uint32_t *xb);
+                       uint32_t *xb, uint32_t *xb2);
+
+/* mr__cpu_mlp_layer in two steps, for threads sharing a layer: prep
+ * converts the input to bf16 pairs in xb (nothing for fp32), panels then
+ * computes panels [p0, p1) from x or xb. */
+void mr__cpu_mlp_layer_prep(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
+                            size_t i, size_t m, const float *x, size_t ldx,
+                            uint32_t *xb);
+void mr__cpu_mlp_layer_panels(const mr_cpu_mlp_t *mlp, const mr_cpu_kernels_t *k,
+                              size_t i, size_t m, const float *x, size_t ldx,
+                              float *y, size_t ldy, int relu, size_t p0,
+                              size_t p1, const uint32_t *xb);
 
 /* Where layer i of a run reads and writes, as mr__cpu_mlp_run chooses:
  * for callers that run layers one by one (threads sharing a run). */

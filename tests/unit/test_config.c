@@ -196,3 +196,21 @@ Test(config, addresses_parse_and_format) {
   cr_assert_eq(mr_addr_parse(&a, "localhost:5", NULL), 0);
   cr_expect_str_eq(a.host, "localhost");
 }
+
+Test(config, xclbin_from_flag_and_ini) {
+  mr_config_t c;
+  mr_err_t err = {0};
+  cr_assert_eq(parse(&c, &err, ARGV("--engine", "fpga", "--xclbin", "k.xclbin")),
+               0, "%s", err.msg);
+  cr_expect_str_eq(c.engine, "fpga");
+  cr_expect_str_eq(c.xclbin, "k.xclbin");
+  char ini[512];
+  write_ini(ini, sizeof ini, "xclbin = /var/lib/microrec/k.xclbin\n");
+  cr_assert_eq(parse(&c, &err, ARGV("--config", ini)), 0, "%s", err.msg);
+  cr_expect_str_eq(c.xclbin, "/var/lib/microrec/k.xclbin");
+  cr_assert_eq(parse(&c, &err, ARGV("--config", ini, "--xclbin", "flag.xclbin")),
+               0, "%s", err.msg);
+  cr_expect_str_eq(c.xclbin, "flag.xclbin");
+  mr_config_defaults(&c);
+  cr_expect_str_eq(c.xclbin, "", "no xclbin by default");
+}

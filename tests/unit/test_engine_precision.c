@@ -331,7 +331,16 @@ Test(engine_precision, bf16_kernels_agree_with_the_portable_one) {
       if (!fns[f] || (f == 1 && !__builtin_cpu_supports("avx512bf16"))) continue;
       for (size_t m = 1; m <= M; m += 3) {
         memset(got, 0, M * LD * sizeof(float));
-        fns[f](m, K2, NP, xb, K2, w, bias, got, LD, 1);
+        fns[f](m, K2, NP, xb, K2, w, bias, got, LD, 1, NULL);
+        /* bf16 output: exactly the fp32 output rounded as to_bf16 does. */
+        uint32_t *cb = calloc(M * LD / 2, sizeof *cb), *cv = calloc(M * LD / 2, sizeof *cv);
+        fns[f](m, K2, NP, xb, K2, w, bias, NULL, LD, 1, (uint16_t *)cb);
+        mr__cpu_to_bf16_scalar(m, LD, got, LD, cv, LD / 2);
+        cr_assert_eq(memcmp(cb, cv, m * LD / 2 * sizeof *cb), 0,
+                     "%s %s m %zu: bf16 output differs from the rounded fp32",
+                     k->name, f ? "native" : "emulated", m);
+        free(cb);
+        free(cv);
         for (size_t i = 0; i < m; i++)
           for (size_t o = 0; o < NP * 16; o++)
             cr_assert(fabsf(got[i * LD + o] - ref[i * LD + o]) <=
