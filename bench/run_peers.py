@@ -155,20 +155,10 @@ def limits(ctx):
 def bench_model(ctx, name, path, onnx, model):
     rows = [t.shape[0] for t in model.tables]
     r = {}
+    todo = []
 
     def rec(key, fn, *args, **kw):
-        # The best of `reps` runs, for every engine alike: the machine is
-        # shared, and a run that met a busy neighbour says little.
-        r[key] = None
-        for rep in range(ctx.a.reps):
-            log(f"{name}: {key} ({rep + 1}/{ctx.a.reps})")
-            try:
-                v = fn(*args, **kw)
-            except subprocess.CalledProcessError as e:
-                log(f"{name}: {key} failed: {e}")
-                continue
-            if not r[key] or thr(v) > thr(r[key]):
-                r[key] = v
+        todo.append((key, fn, args, kw))
 
     red = "bf16"
     for prec in ("fp32", red):
@@ -187,6 +177,21 @@ def bench_model(ctx, name, path, onnx, model):
     rec("torch_b1", ctx.torch, path, 1, 1)
     for t in (1, 2):
         rec(f"torch_b256_t{t}", ctx.torch, path, 256, t)
+    # The best of `reps` passes over the whole list, for every engine alike:
+    # the machine is shared, and passes (not back-to-back repeats) keep one
+    # busy spell of the neighbours from spoiling every run of a measurement.
+    for rep in range(ctx.a.reps):
+        for key, fn, args, kw in todo:
+            log(f"{name}: {key} (pass {rep + 1}/{ctx.a.reps})")
+            try:
+                v = fn(*args, **kw)
+            except subprocess.CalledProcessError as e:
+                log(f"{name}: {key} failed: {e}")
+                continue
+            if not r.get(key) or thr(v) > thr(r[key]):
+                r[key] = v
+    for key, *_ in todo:
+        r.setdefault(key, None)
     return r
 
 
@@ -249,7 +254,7 @@ def write_md(meta, lim, per_model):
              f"{meta['date']}; load average at start {meta['load_start']}, at end "
              f"{meta['load_end']} (other engineers were building and testing on the "
              "same 2 cores: figures are noisy).  ")
-    L.append(f"Command: `{meta['command']}` (the best of {meta['reps']} runs of "
+    L.append(f"Command: `{meta['command']}` (the best of {meta['reps']} passes of "
              f"{meta['seconds']:g} s after 1 s of warm-up per measurement; the whole run "
              f"took {meta['minutes']:.1f} min). Limits: the best ~20 ms window (the "
              "mean over the test in parentheses).  ")

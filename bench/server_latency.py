@@ -36,7 +36,9 @@ def peak(j):
                                   "achieved_rate", "client_limited",
                                   "first_failing_rate", "connections", "batch",
                                   "capped_at_max_rate")} | {
-        "steps": len(j.get("steps", []))}
+        "steps": [{k: st.get(k) for k in ("offered_rate", "achieved_rate", "p50_us",
+                                         "p99_us", "send_lag_p99_us", "verdict")}
+                  for st in j.get("steps", [])]}
 
 
 def perf_stat(path):
@@ -95,8 +97,11 @@ def cmd_run(d, run, date):
                             "late_sends": opn.get("late_sends"),
                             "requests": opn.get("requests")},
         "open_stages": os_,
+        "wake": load(os.path.join(d, "wake.json")),
         "peak_b1": peak(load(os.path.join(d, "peak-b1.json"))),
         "peak_b64": peak(load(os.path.join(d, "peak-b64.json"))),
+        "peak_b1_stages": stages(load(os.path.join(d, "peak-b1-stats.json"))),
+        "peak_b64_stages": stages(load(os.path.join(d, "peak-b64-stats.json"))),
         "perf": perf_stat(os.path.join(d, "perf-stat.txt")),
     }
     print(json.dumps(r))
@@ -224,17 +229,36 @@ def cmd_report(a):
           ("yes" if mc["p50_us"] <= t["b_bound"] else
            "no (+%.1f us)" % (mc["p50_us"] - t["b_bound"]))))
     P()
-    P("| (c) peak rate with p99 under the SLO (open loop, %d connections) | SLO p99 | peak | p50 us | p99 us |" % a.peak_conns)
-    P("|---|---:|---|---:|---:|")
-    for name, p, slo in (("batch 1", q["peak_b1"], a.slo_b1),
-                         ("batch 64", q["peak_b64"], a.slo_b64)):
+    P("| (c) peak rate with p99 under the SLO (open loop, %d connections) | SLO p99 | peak | "
+      "p50 us | p99 us | server's end_to_end p50 / p99 us over the whole search |" % a.peak_conns)
+    P("|---|---:|---|---:|---:|---|")
+    for name, p, slo, st in (("batch 1", q["peak_b1"], a.slo_b1, q.get("peak_b1_stages")),
+                             ("batch 64", q["peak_b64"], a.slo_b64, q.get("peak_b64_stages"))):
         ok = p and p.get("peak_rate")
-        P("| %s | %s us | %s%s | %s | %s |" % (
+        e2e = (st or {}).get("end_to_end", {})
+        P("| %s | %s us | %s%s | %s | %s | %s / %s |" % (
             name, slo, peak_cell(p),
             (" = %.0f samples/s" % (p["peak_rate"] * (64 if name == "batch 64" else 1)))
             if ok else "", fmt(p.get("p50_us")) if ok else "-",
-            fmt(p.get("p99_us")) if ok else "-"))
+            fmt(p.get("p99_us")) if ok else "-", fmt(e2e.get("p50_us")),
+            fmt(e2e.get("p99_us"))))
     P()
+    for name, p in (("batch 1", q["peak_b1"]), ("batch 64", q["peak_b64"])):
+        if p and not p.get("peak_rate") and p.get("steps"):
+            P("%s steps tried: %s." % (name.capitalize(), "; ".join(
+                "%.0f req/s: p50 %s, p99 %s us, generator's send lag p99 %s us (%s)" % (
+                    st["offered_rate"] or 0, fmt(st["p50_us"]), fmt(st["p99_us"]),
+                    fmt(st["send_lag_p99_us"]), st["verdict"]) for st in p["steps"])))
+            P()
+    w = q.get("wake")
+    if w:
+        P("Noise under these p99s: a thread sleeping %s us on this machine during the run "
+          "woke late by p50 %s, p90 %s, p99 %s, max %s us (bench/wake_jitter, %d sleeps); "
+          "an open-loop request wakes at least the generator's sender and the server "
+          "once each." % (fmt(w.get("sleep_us"), 0), fmt(w.get("p50_us")),
+                          fmt(w.get("p90_us")), fmt(w.get("p99_us")),
+                          fmt(w.get("max_us")), w.get("count", 0)))
+        P()
     P("The server's stages in the closed-loop microrec-load run (its own histograms, "
       "`microrec stats`; they include the 1 s warm-up):")
     P()
@@ -285,25 +309,30 @@ def cmd_report(a):
             if n and "context-switches" in pf:
                 P()
                 P("perf stat on microrecd during the closed loop: %d context switches "
-                  "(%.2f per request), %s ms task-clock." % (
+                  "(%.2f per request), %s ms task-clock = %s us of server CPU per "
+                  "request (engine and own time included; the rest is the kernel's "
+                  "network path, the system calls and the context switches)." % (
                       pf["context-switches"], pf["context-switches"] / n,
-                      fmt(pf.get("task_clock_ms"), 0)))
+                      fmt(pf.get("task_clock_ms"), 0),
+                      fmt(pf["task_clock_ms"] * 1000.0 / n) if pf.get("task_clock_ms")
+                      else "-"))
         P()
     P("All runs (p50/p99 in us; rtt: microrec-load closed loop; min: min_client):")
     P()
     P("| run | date (UTC) | load mean | (a) p50 | (a) p99 | (a) open p50/p99 | floor p50 | "
-      "engine p50 | rtt p50 | rtt p99 | min p50 | bound | (c) b1 | (c) b64 |")
-    P("|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|")
+      "engine p50 | rtt p50 | rtt p99 | min p50 | bound | (c) b1 | (c) b64 | 1 ms sleep late p99 |")
+    P("|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
     for r in rows:
         tr = targets(r)
         o = r["open_stages"].get("server", {})
-        P("| %d | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        P("| %d | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             r["run"], r["date"], fmt(r["load_mean"], 2), fmt(tr["a_p50"]),
             fmt(tr["a_p99"]), fmt(o.get("p50_us")), fmt(o.get("p99_us")),
             fmt(r["floor"]["p50_us"]), fmt(r["engine_bench"]["p50_us"]),
             fmt(r["closed"]["p50_us"]), fmt(r["closed"]["p99_us"]),
             fmt((r.get("min_client") or {}).get("p50_us")), fmt(tr["b_bound"]),
-            peak_cell(r["peak_b1"]), peak_cell(r["peak_b64"])))
+            peak_cell(r["peak_b1"]), peak_cell(r["peak_b64"]),
+            fmt((r.get("wake") or {}).get("p99_us"))))
     P()
     P("Commands (per run; each microrecd is fresh, `--listen 127.0.0.1:0`):")
     P()
@@ -323,8 +352,9 @@ def cmd_report(a):
         b, q["request_bytes"], q["response_bytes"], s))
     P("%s/bench/min_client ADDR --seconds %s --warmup 1   # fresh server" % (b, s))
     P("%s/bin/microrec-load --server ADDR --connections 1 --rate %s --batch 1 --duration %s --warmup 1 --json   # fresh server" % (b, a.low_rate, s))
+    P("%s/bench/wake_jitter --sleep-us 1000 --count 2000 --json" % b)
     P("%s/bin/microrec-load --server ADDR --connections %d --batch 1 --find-peak --slo-p99-us %s --start-rate 250 --step-duration 2 --step-warmup 0.5 --json   # fresh server" % (b, a.peak_conns, a.slo_b1))
-    P("%s/bin/microrec-load --server ADDR --connections %d --batch 64 --find-peak --slo-p99-us %s --start-rate 25 --step-duration 2 --step-warmup 0.5 --json" % (b, a.peak_conns, a.slo_b64))
+    P("%s/bin/microrec-load --server ADDR --connections %d --batch 64 --find-peak --slo-p99-us %s --start-rate 25 --step-duration 2 --step-warmup 0.5 --json   # fresh server" % (b, a.peak_conns, a.slo_b64))
     P("```")
     P()
     P("Raw per-run data: %s." % a.file)

@@ -11,6 +11,8 @@
 #      `microrec bench MODEL --batch 1`;
 #  (c) the highest rate whose p99 stays under 1 ms (microrec-load
 #      --find-peak, batch 1), and the same for batch 64 under its own SLO.
+# Beside (c) it measures how late a thread sleeping 1 ms wakes up
+# (bench/wake_jitter.c): the machine's own noise under any p99.
 # To say where the round trip goes it also measures the floor with the echo
 # server spinning the engine's p50 per reply, and microrecd's round trip
 # with the smallest blocking client (bench/min_client.c, which also reports
@@ -56,6 +58,8 @@ make -s BUILD="$build" "$build/bin/microrecd" "$build/bin/microrec" \
 cc=${CC:-cc}
 "$cc" -std=c11 -O2 -Wall -Wextra -Werror -Wshadow \
   -o "$build/bench/echo_floor" bench/echo_floor.c
+"$cc" -std=c11 -O2 -Wall -Wextra -Werror -Wshadow \
+  -o "$build/bench/wake_jitter" bench/wake_jitter.c
 "$cc" -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow -I. \
   -I"$build/gen" -o "$build/bench/min_client" bench/min_client.c \
   "$build/lib/libmicrorec.a" "$build/lib/libmrengine.a" -lprotobuf-c -luv \
@@ -172,14 +176,21 @@ import json, sys; j = json.load(open(sys.argv[1])); print(j["request_bytes"], j[
   "$bin/microrec" stats --server "$addr" --json >"$d/open-stats.json"
   stop_server
 
-  # (c): peak rates under the SLOs.
-  start_server peak
+  # (c): peak rates under the SLOs, after how late a 1 ms sleep wakes up
+  # here now (the noise under any open-loop p99 on this machine).
+  "$build/bench/wake_jitter" --sleep-us 1000 --count 2000 --json \
+    >"$d/wake.json"
+  start_server peak1
   "$bin/microrec-load" --server "$addr" --connections "$peak_conns" --batch 1 \
     --find-peak --slo-p99-us "$slo_b1" --start-rate 250 --step-duration 2 \
     --step-warmup 0.5 --json >"$d/peak-b1.json" 2>"$d/peak-b1.err" || true
+  "$bin/microrec" stats --server "$addr" --json >"$d/peak-b1-stats.json"
+  stop_server
+  start_server peak64
   "$bin/microrec-load" --server "$addr" --connections "$peak_conns" --batch 64 \
     --find-peak --slo-p99-us "$slo_b64" --start-rate 25 --step-duration 2 \
     --step-warmup 0.5 --json >"$d/peak-b64.json" 2>"$d/peak-b64.err" || true
+  "$bin/microrec" stats --server "$addr" --json >"$d/peak-b64-stats.json"
   stop_server
 
   kill "$sampler_pid" 2>/dev/null || true

@@ -12,6 +12,7 @@
 #include "client/cli/command.h"
 #include "fpga/engine.h"
 #include "fpga/model.h"
+#include "fpga/planner.h"
 
 typedef struct bench_cfg {
   size_t batch;
@@ -133,13 +134,16 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: microrec bench MODEL [--batch B] [--threads T] [--seconds S]\n"
           "                      [--warmup S] [--zipf EXP] [--simd avx512|avx2|scalar]\n"
-          "                      [--no-products] [--precision fp32|bf16|int8emb|bf16-int8emb]\n"
+          "                      [--no-products | --most-products] [--precision fp32|bf16|int8emb|bf16-int8emb]\n"
           "                      [--intra-threads N] [--stage all|lookup|mlp] [--json]\n"
           "Engine-only timing in one process: T threads each score batches of B\n"
           "random samples (uniform ids, or Zipf with exponent EXP) for S seconds.\n"
           "Reports per-batch latency median and p99 and samples per second.\n"
           "  --precision P      number formats of the cpu engine (as microrec score)\n"
           "  --intra-threads N  threads sharing each run (the cpu engine's pool)\n"
+          "  --most-products    plan for the fewest tables (products wherever the\n"
+          "                     5%% budget allows), to see what products cost or\n"
+          "                     save on this CPU; --no-products for none\n"
           "  --stage S          time the embedding lookups or the MLPs alone\n"
           "defaults: --batch 1 --threads 1 --seconds 5 --warmup 1 --zipf 0\n");
 }
@@ -147,13 +151,14 @@ static void usage(FILE *out) {
 static int bench_cmd(int argc, char **argv) {
   bench_cfg_t cfg = {.batch = 1, .seconds = 5, .warmup = 1, .seed = 1};
   size_t threads = 1;
-  int json = 0;
+  int json = 0, most_products = 0;
   mr_engine_opts_t opts = {0};
   static const struct option longopts[] = {
       {"batch", required_argument, 0, 'b'},   {"threads", required_argument, 0, 't'},
       {"seconds", required_argument, 0, 's'}, {"warmup", required_argument, 0, 'w'},
       {"zipf", required_argument, 0, 'z'},    {"simd", required_argument, 0, 'S'},
       {"no-products", no_argument, 0, 'P'},   {"json", no_argument, 0, 'j'},
+      {"most-products", no_argument, 0, 'M'},
       {"engine", required_argument, 0, 'e'},  {"help", no_argument, 0, 'h'},
       {"precision", required_argument, 0, 'p'},
       {"intra-threads", required_argument, 0, 'i'},
@@ -172,6 +177,7 @@ static int bench_cmd(int argc, char **argv) {
     case 'S': opts.simd = optarg; break;
     case 'e': opts.backend = optarg; break;
     case 'P': opts.no_products = 1; break;
+    case 'M': most_products = 1; break;
     case 'p': opts.precision = optarg; break;
     case 'i': opts.intra_threads = strtoull(optarg, &end, 10); break;
     case 'g':
@@ -206,7 +212,22 @@ static int bench_cmd(int argc, char **argv) {
     return MR_EXIT_FAIL;
   }
   if (cfg.batch > (opts.max_batch ? opts.max_batch : 256)) opts.max_batch = cfg.batch;
+  mr_plan_t forced = {0};
+  if (most_products) {
+    mr_plan_opts_t po;
+    mr_plan_opts_default(&po);
+    po.objective = MR_PLAN_MIN_TABLES;
+    if (mr_plan_for_model(&forced, &model, "cpu", &po, &err)) {
+      mr_model_close(&model);
+      mr_cli_errorf("%s: %s", path, err.msg);
+      return MR_EXIT_FAIL;
+    }
+    opts.plan = &forced;
+    fprintf(stderr, "bench: %zu tables -> %zu physical tables, %d DRAM lookups per sample\n",
+            forced.num_logical, forced.num_tables, forced.lookups_per_sample);
+  }
   int rc = mr_engine_open(&engine, &model, &opts, &err);
+  mr_plan_free(&forced);
   mr_model_close(&model);
   if (rc) {
     mr_cli_errorf("%s: %s", path, err.msg);

@@ -6,7 +6,7 @@
  *
  * A worker never calls Criterion's asserts (it runs on its own thread): it
  * counts what it saw, keeps the first problem as a sentence, and the test
- * asserts on the counts after joining it (mr_rel_worker_check).
+ * asserts on the counts after joining it (mr_rel_worker_join).
  *
  * Ownership: the test owns the reference and the workers; a worker owns its
  * client. Threads: one worker per thread; the reference is read-only once
