@@ -18,8 +18,9 @@ DEB_PKGS := build-essential pkg-config libuv1-dev libprotobuf-c-dev \
             protobuf-c-compiler libjemalloc-dev libcriterion-dev libinih-dev \
             libmicrohttpd-dev libjansson-dev libxrt-dev uuid-dev
 # microrecd's sd_notify (server/notify.c); systemd-analyze for the unit's
-# test (tests/unit/test_deploy.c).
-DEB_PKGS += libsystemd-dev systemd
+# test (tests/unit/test_deploy.c); procps for /bin/kill, the unit's
+# ExecReload (a minimal Debian has no /bin/kill).
+DEB_PKGS += libsystemd-dev systemd procps
 # The Python client (client/python): protobuf runtime, numpy, and protoc.
 DEB_PKGS += python3-protobuf python3-numpy protobuf-compiler
 

@@ -192,7 +192,7 @@ def cmd_report(a):
       "were written on the client's CPU. (c) is never pinned." % (
           pin_text, "-" if q.get("floor_same_cpu") is None
           else "%.0f%%" % (100 * q["floor_same_cpu"])))
-    P("Quietest of %d runs: run %d, %s; 1-min load average during the run %s "
+    P("Quietest of %d runs: run %d, ended %s; 1-min load average during the run %s "
       "(min %s, max %s; our own server and client add about 1-2)." % (
           len(rows), q["run"], q["date"], fmt(q["load_mean"], 2),
           fmt(q["load_min"], 2), fmt(q["load_max"], 2)))
@@ -319,7 +319,7 @@ def cmd_report(a):
         P()
     P("All runs (p50/p99 in us; rtt: microrec-load closed loop; min: min_client):")
     P()
-    P("| run | date (UTC) | load mean | (a) p50 | (a) p99 | (a) open p50/p99 | floor p50 | "
+    P("| run | ended (UTC) | load mean | (a) p50 | (a) p99 | (a) open p50/p99 | floor p50 | "
       "engine p50 | rtt p50 | rtt p99 | min p50 | bound | (c) b1 | (c) b64 | 1 ms sleep late p99 |")
     P("|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---:|")
     for r in rows:
