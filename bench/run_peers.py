@@ -155,10 +155,10 @@ def limits(ctx):
 def bench_model(ctx, name, path, onnx, model):
     rows = [t.shape[0] for t in model.tables]
     r = {}
-    todo = []
+    measurements = []
 
     def rec(key, fn, *args, **kw):
-        todo.append((key, fn, args, kw))
+        measurements.append((key, fn, args, kw))
 
     red = "bf16"
     for prec in ("fp32", red):
@@ -181,7 +181,7 @@ def bench_model(ctx, name, path, onnx, model):
     # the machine is shared, and passes (not back-to-back repeats) keep one
     # busy spell of the neighbours from spoiling every run of a measurement.
     for rep in range(ctx.a.reps):
-        for key, fn, args, kw in todo:
+        for key, fn, args, kw in measurements:
             log(f"{name}: {key} (pass {rep + 1}/{ctx.a.reps})")
             try:
                 v = fn(*args, **kw)
@@ -190,7 +190,7 @@ def bench_model(ctx, name, path, onnx, model):
                 continue
             if not r.get(key) or thr(v) > thr(r[key]):
                 r[key] = v
-    for key, *_ in todo:
+    for key, *_ in measurements:
         r.setdefault(key, None)
     return r
 
