@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_stats.h"
+
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -122,19 +124,6 @@ static void serve(int lfd, size_t req, size_t resp, uint64_t delay_ns) {
   }
   close(fd);
   exit(0);
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of the sorted v[0..n). */
-static double pct_us(const uint64_t *v, size_t n, double p) {
-  size_t k = (size_t)((p / 100.0) * (double)n + 0.999999);
-  if (k < 1) k = 1;
-  if (k > n) k = n;
-  return (double)v[k - 1] / 1000.0;
 }
 
 static void usage(FILE *f) {
@@ -244,7 +233,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "echo_floor: no round trip measured\n");
     return 1;
   }
-  qsort(lat, n, sizeof *lat, cmp_u64);
+  qsort(lat, n, sizeof *lat, mr_bench_cmp_u64);
   double sum = 0;
   for (size_t i = 0; i < n; i++) sum += (double)lat[i];
   double mean = sum / (double)n / 1000.0;
@@ -255,16 +244,16 @@ int main(int argc, char **argv) {
            "\"p99_us\": %.2f, \"p999_us\": %.2f, \"max_us\": %.2f, "
            "\"mean_us\": %.2f, \"syscall_ns\": %.0f, \"same_cpu\": %.3f}\n",
            req, resp, delay_us, seconds, n, (double)n / seconds, lat[0] / 1000.0,
-           pct_us(lat, n, 50), pct_us(lat, n, 90), pct_us(lat, n, 99),
-           pct_us(lat, n, 99.9), lat[n - 1] / 1000.0, mean, sys_ns,
+           mr_bench_pct_us(lat, n, 50), mr_bench_pct_us(lat, n, 90), mr_bench_pct_us(lat, n, 99),
+           mr_bench_pct_us(lat, n, 99.9), lat[n - 1] / 1000.0, mean, sys_ns,
            (double)same_cpu / (double)n);
   } else {
     printf("echo floor: %zu-byte request, %zu-byte reply, server delay %g us, "
            "%zu round trips in %g s\n  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  "
            "mean %.1f us\n  one system call (getppid) costs %.0f ns here; "
            "%.0f%% of the replies were written on the client's CPU\n",
-           req, resp, delay_us, n, seconds, pct_us(lat, n, 50), pct_us(lat, n, 90),
-           pct_us(lat, n, 99), pct_us(lat, n, 99.9), lat[n - 1] / 1000.0,
+           req, resp, delay_us, n, seconds, mr_bench_pct_us(lat, n, 50), mr_bench_pct_us(lat, n, 90),
+           mr_bench_pct_us(lat, n, 99), mr_bench_pct_us(lat, n, 99.9), lat[n - 1] / 1000.0,
            mean, sys_ns, 100.0 * (double)same_cpu / (double)n);
   }
   free(lat);

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_stats.h"
+
 #include "client/lib/microrec.h"
 #include "client/lib/wire.h"
 #include "proto/microrec.pb-c.h"
@@ -62,19 +64,6 @@ static uint64_t xorshift(uint64_t *s) {
   *s ^= *s >> 7;
   *s ^= *s << 17;
   return *s;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of the sorted v[0..n). */
-static double pct_us(const uint64_t *v, size_t n, double p) {
-  size_t k = (size_t)((p / 100.0) * (double)n + 0.999999);
-  if (k < 1) k = 1;
-  if (k > n) k = n;
-  return (double)v[k - 1] / 1000.0;
 }
 
 /* One request/response exchange of the frame; *resp_len gets the answer's
@@ -215,12 +204,12 @@ int main(int argc, char **argv) {
   printf("{\"batch\": %zu, \"request_bytes\": %zu, \"response_bytes\": %zu",
          batch, req_len, resp_len);
   if (n) {
-    qsort(lat, n, sizeof *lat, cmp_u64);
+    qsort(lat, n, sizeof *lat, mr_bench_cmp_u64);
     printf(", \"seconds\": %g, \"round_trips\": %zu, \"p50_us\": %.2f, "
            "\"p90_us\": %.2f, \"p99_us\": %.2f, \"p999_us\": %.2f, "
            "\"max_us\": %.2f",
-           seconds, n, pct_us(lat, n, 50), pct_us(lat, n, 90),
-           pct_us(lat, n, 99), pct_us(lat, n, 99.9), lat[n - 1] / 1000.0);
+           seconds, n, mr_bench_pct_us(lat, n, 50), mr_bench_pct_us(lat, n, 90),
+           mr_bench_pct_us(lat, n, 99), mr_bench_pct_us(lat, n, 99.9), lat[n - 1] / 1000.0);
   }
   printf("}\n");
   free(lat);

@@ -57,9 +57,9 @@ make -s BUILD="$build" "$build/bin/microrecd" "$build/bin/microrec" \
   "$build/lib/libmrengine.a" >/dev/null
 cc=${CC:-cc}
 "$cc" -std=c11 -O2 -Wall -Wextra -Werror -Wshadow \
-  -o "$build/bench/echo_floor" bench/echo_floor.c
+  -I. -o "$build/bench/echo_floor" bench/echo_floor.c
 "$cc" -std=c11 -O2 -Wall -Wextra -Werror -Wshadow \
-  -o "$build/bench/wake_jitter" bench/wake_jitter.c
+  -I. -o "$build/bench/wake_jitter" bench/wake_jitter.c
 "$cc" -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Wshadow -I. \
   -I"$build/gen" -o "$build/bench/min_client" bench/min_client.c \
   "$build/lib/libmicrorec.a" "$build/lib/libmrengine.a" -lprotobuf-c -luv \

@@ -15,23 +15,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench/bench_stats.h"
+
 static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of the sorted v[0..n), in us. */
-static double pct_us(const uint64_t *v, size_t n, double p) {
-  size_t k = (size_t)((p / 100.0) * (double)n + 0.999999);
-  if (k < 1) k = 1;
-  if (k > n) k = n;
-  return (double)v[k - 1] / 1000.0;
 }
 
 int main(int argc, char **argv) {
@@ -77,17 +66,17 @@ int main(int argc, char **argv) {
     late[i] = slept > want ? slept - want : 0;
   }
   size_t n = (size_t)count;
-  qsort(late, n, sizeof *late, cmp_u64);
+  qsort(late, n, sizeof *late, mr_bench_cmp_u64);
   if (json)
     printf("{\"sleep_us\": %g, \"count\": %zu, \"p50_us\": %.1f, \"p90_us\": "
            "%.1f, \"p99_us\": %.1f, \"max_us\": %.1f}\n",
-           sleep_us, n, pct_us(late, n, 50), pct_us(late, n, 90),
-           pct_us(late, n, 99), late[n - 1] / 1000.0);
+           sleep_us, n, mr_bench_pct_us(late, n, 50), mr_bench_pct_us(late, n, 90),
+           mr_bench_pct_us(late, n, 99), late[n - 1] / 1000.0);
   else
     printf("woke late after %g us sleeps (%zu): p50 %.1f  p90 %.1f  p99 %.1f  "
            "max %.1f us\n",
-           sleep_us, n, pct_us(late, n, 50), pct_us(late, n, 90),
-           pct_us(late, n, 99), late[n - 1] / 1000.0);
+           sleep_us, n, mr_bench_pct_us(late, n, 50), mr_bench_pct_us(late, n, 90),
+           mr_bench_pct_us(late, n, 99), late[n - 1] / 1000.0);
   free(late);
   return 0;
 }

@@ -477,29 +477,9 @@ static inline void mr_rel_small_quarantine(void) {
  * second one would force the stop. Returns the wait status, -2 if it had to
  * be killed. */
 static inline int mr_rel_wait_exit(mr_test_server_t *s, int timeout_ms) {
-  int status = 0;
-  int64_t deadline = mr_test_now_ms() + timeout_ms;
-  for (;;) {
-    pid_t r = waitpid(s->pid, &status, WNOHANG);
-    if (r == s->pid) break;
-    if (r < 0 || mr_test_now_ms() > deadline) {
-      kill(s->pid, SIGKILL);
-      waitpid(s->pid, &status, 0);
-      status = -2;
-      break;
-    }
-    mr_test_sleep_ms(10);
-  }
-  s->pid = 0;
-  if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    char gen[sizeof s->dir + 32];
-    snprintf(gen, sizeof gen, "%s/small.safetensors", s->dir);
-    unlink(gen);
-    unlink(s->log);
-    rmdir(s->dir);
-  } else {
+  int status = mr_test_server_wait_exit(s, timeout_ms);
+  if (!(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0))
     mr_test_server_dump_log(s);
-  }
   return status;
 }
 

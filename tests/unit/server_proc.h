@@ -167,13 +167,12 @@ static inline void mr_test_server_start(mr_test_server_t *s, const char *model,
   /* Keep the pipe open but unread: the server prints nothing more. */
 }
 
-/* Sends SIGTERM, waits up to 15 s (then SIGKILL) and returns the wait
- * status; -1 if the server was not running. */
-static inline int mr_test_server_stop(mr_test_server_t *s) {
-  if (s->pid <= 0) return -1;
-  kill(s->pid, SIGTERM);
+/* Waits up to timeout_ms for the server to exit (SIGKILL after that) and
+ * returns the wait status, -2 if it had to be killed. Sends no signal itself.
+ * A clean exit removes the temporary files; otherwise they stay to look at. */
+static inline int mr_test_server_wait_exit(mr_test_server_t *s, int timeout_ms) {
   int status = 0;
-  int64_t deadline = mr_test_now_ms() + 15000;
+  int64_t deadline = mr_test_now_ms() + timeout_ms;
   for (;;) {
     pid_t r = waitpid(s->pid, &status, WNOHANG);
     if (r == s->pid) break;
@@ -186,7 +185,6 @@ static inline int mr_test_server_stop(mr_test_server_t *s) {
     mr_test_sleep_ms(10);
   }
   s->pid = 0;
-  /* Clean exit: remove the temporary files; otherwise keep them to look at. */
   if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     char gen[sizeof s->dir + 32];
     snprintf(gen, sizeof gen, "%s/small.safetensors", s->dir);
@@ -195,6 +193,14 @@ static inline int mr_test_server_stop(mr_test_server_t *s) {
     rmdir(s->dir);
   }
   return status;
+}
+
+/* Sends SIGTERM, waits up to 15 s (then SIGKILL) and returns the wait
+ * status; -1 if the server was not running. */
+static inline int mr_test_server_stop(mr_test_server_t *s) {
+  if (s->pid <= 0) return -1;
+  kill(s->pid, SIGTERM);
+  return mr_test_server_wait_exit(s, 15000);
 }
 
 /* Stops the server and asserts it exited 0 after SIGTERM (no crash, no
